@@ -1,0 +1,183 @@
+"""Start-up: read config.json, load every plugin, build the WSGI application.
+
+Pecan calls :func:`setup_app` (``app.modules = ['anchor']`` in config.py),
+both under ``pecan serve config.py`` and under ``uwsgi --pecan config.py``.
+Everything that can be wrong in config.json is found here, before the first
+request: the service exits with a one-line error instead of starting.
+"""
+
+import io
+import logging
+import logging.config
+import sys
+import wsgiref.simple_server
+
+import pecan
+import pecan.configuration
+import stevedore
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from anchor import issuance, settings
+from anchor.controllers import RootController
+from anchor.store import CertificateStore
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+NAMESPACES = {
+    "validator": "anchor.validators",
+    "fixup": "anchor.fixups",
+    "authentication backend": "anchor.authentication",
+    "signing backend": "anchor.signing_backends",
+}
+
+
+class Plugins:
+    """Entry points of Anchor's namespaces, each namespace scanned once."""
+
+    def __init__(self):
+        self._managers = {}
+
+    def get(self, kind, name):
+        if kind not in self._managers:
+            self._managers[kind] = stevedore.ExtensionManager(
+                NAMESPACES[kind], on_load_failure_callback=self._failed)
+        manager = self._managers[kind]
+        if name not in manager.names():
+            raise ValueError("unknown %s %r (installed: %s)"
+                             % (kind, name, ", ".join(sorted(manager.names())) or "none"))
+        return manager[name].plugin
+
+    @staticmethod
+    def _failed(manager, entrypoint, exception):
+        LOG.warning("could not load plugin %s: %s", entrypoint, exception)
+
+
+def _configured(path, where, build, *args):
+    """Call ``build(*args)``, turning a plugin's ValueError into ConfigError."""
+    try:
+        return build(*args)
+    except settings.OptionError as exc:
+        raise settings.ConfigError(path, "%s.%s" % (where, exc.option), str(exc)) from None
+    except ValueError as exc:
+        raise settings.ConfigError(path, where, str(exc)) from None
+
+
+def _prepared_plugin(path, plugins, kind, conf):
+    function = _configured(path, conf.where, plugins.get, kind, conf.name)
+    prepare = getattr(function, "prepare_options", None)
+    options = dict(conf.options)
+    if prepare is not None:
+        options = _configured(path, conf.where, lambda: prepare(**conf.options))
+    return issuance.Plugin(conf.name, function, options)
+
+
+def build_authorities(config):
+    """Every registration authority of ``config`` with its plugins loaded.
+
+    Authentication backends, signing backends and stores are built once per
+    block of config.json and shared by the RAs that name them.
+    """
+    path = config.path
+    plugins = Plugins()
+    authenticators = {}
+    for name, auth in config.authentication.items():
+        factory = _configured(path, auth.where + ".backend", plugins.get, "authentication backend", auth.backend)
+        authenticators[name] = _configured(path, auth.where, lambda: factory(**auth.options))
+    signers, stores = {}, {}
+    for name, ca in config.signing_ca.items():
+        factory = _configured(path, ca.where + ".backend", plugins.get, "signing backend", ca.backend)
+        signers[name] = _configured(path, ca.where, factory, ca)
+        stores[name] = (_configured(path, ca.where + ".output_path", CertificateStore, ca.output_path)
+                        if ca.output_path else None)
+
+    authorities = {}
+    for name, ra in config.registration_authority.items():
+        signer = signers[ra.signing_ca]
+        authorities[name] = issuance.RegistrationAuthority(
+            name=name,
+            settings=ra,
+            authenticator=authenticators[ra.authentication],
+            signer=signer,
+            store=stores[ra.signing_ca],
+            validators=tuple(_prepared_plugin(path, plugins, "validator", v) for v in ra.validators),
+            fixups=tuple(_prepared_plugin(path, plugins, "fixup", f) for f in ra.fixups),
+            ca_pem=signer.certificate.public_bytes(Encoding.PEM),
+        )
+    return authorities
+
+
+class BodyLimit:
+    """WSGI middleware answering 413 to a body over ``limit`` bytes.
+
+    A declared Content-Length over the limit is refused before any of the
+    body is read.  A body without one (chunked) is read up to the limit and
+    refused as soon as it goes past it.
+    """
+
+    def __init__(self, app, limit):
+        self.app, self.limit = app, limit
+
+    def __call__(self, environ, start_response):
+        length = environ.get("CONTENT_LENGTH") or ""
+        if length:
+            try:
+                too_large = int(length) > self.limit
+            except ValueError:
+                return _plain(start_response, "400 Bad Request", b"invalid Content-Length\n")
+            if too_large:
+                return self._refuse(start_response)
+        elif environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+            body = environ["wsgi.input"].read(self.limit + 1)
+            if len(body) > self.limit:
+                return self._refuse(start_response)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return self.app(environ, start_response)
+
+    def _refuse(self, start_response):
+        return _plain(start_response, "413 Request Entity Too Large",
+                      b"request body larger than %d bytes\n" % self.limit, close=True)
+
+
+def _plain(start_response, status, body, close=False):
+    headers = [("Content-Type", "text/plain; charset=UTF-8"), ("Content-Length", str(len(body)))]
+    if close:
+        headers.append(("Connection", "close"))
+    start_response(status, headers)
+    return [body]
+
+
+def make_app(config_path=None, max_body_bytes=DEFAULT_MAX_BODY_BYTES):
+    """The complete WSGI application for the config.json at ``config_path``
+    (found the usual way when None).  Raises ConfigError."""
+    config = settings.load(config_path)
+    authorities = build_authorities(config)
+    LOG.info("Anchor ready with %d registration authorities from %s", len(authorities), config.path)
+    app = pecan.make_app(RootController(authorities), debug=False, guess_content_type_from_ext=False)
+    return BodyLimit(app, max_body_bytes)
+
+
+def configure_logging(logging_config):
+    """Apply config.py's ``logging`` dict (before config.json is read, so its
+    warnings reach the configured handlers)."""
+    if isinstance(logging_config, pecan.configuration.Config):
+        logging_config = logging_config.to_dict()
+    if logging_config:
+        logging.config.dictConfig(dict({"version": 1}, **logging_config))
+
+
+def setup_app(config):
+    """Pecan's entry point: ``config`` is the Pecan configuration (config.py)."""
+    app_conf = config.app
+    # `pecan serve` runs wsgiref's single-threaded server, whose listen
+    # backlog is 5: a burst of clients would see connections dropped or
+    # reset.  A deeper queue lets them wait their turn instead.
+    wsgiref.simple_server.WSGIServer.request_queue_size = 128
+    configure_logging(getattr(config, "logging", {}))
+    try:
+        return make_app(max_body_bytes=int(getattr(app_conf, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)))
+    except settings.ConfigError as exc:
+        LOG.critical("configuration error: %s", exc)
+        sys.exit("anchor: configuration error: %s" % exc)

@@ -1,0 +1,48 @@
+from setuptools import find_packages, setup
+
+with open("README.rst", encoding="utf-8") as readme:
+    long_description = readme.read()
+
+setup(
+    name="anchor",
+    version="0.5.0",
+    description="Ephemeral PKI service: short-lived certificates, passive revocation",
+    long_description=long_description,
+    long_description_content_type="text/x-rst",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(exclude=["tests", "tests.*"]),
+    install_requires=[
+        "pecan>=1.4",
+        "WebOb>=1.8",
+        "cryptography>=42",
+        "stevedore>=5.0",
+        "pyasn1>=0.5",
+        "pyasn1-modules>=0.3",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "WebTest>=3.0", "uwsgi>=2.0"],
+    },
+    entry_points={
+        "anchor.authentication": [
+            "static = anchor.auth.static:StaticAuthenticator",
+        ],
+        "anchor.signing_backends": [
+            "anchor = anchor.signing.local:LocalSigner",
+        ],
+        "anchor.validators": [
+            "ca_status = anchor.validators.extensions:ca_status",
+            "common_name = anchor.validators.names:common_name",
+            "source_cidrs = anchor.validators.network:source_cidrs",
+            "standards_compliance = anchor.validators.standards:standards_compliance",
+        ],
+        "anchor.fixups": [
+            "enforce_alternative_names_present = anchor.fixups:enforce_alternative_names_present",
+        ],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: Pecan",
+        "Topic :: Security :: Cryptography",
+    ],
+)
