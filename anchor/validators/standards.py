@@ -2,7 +2,6 @@
 
 import re
 
-from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from anchor.validators import ValidationError, options
