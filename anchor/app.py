@@ -15,6 +15,7 @@ import wsgiref.simple_server
 import pecan
 import pecan.configuration
 import stevedore
+import webob
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from anchor import issuance, settings
@@ -108,12 +109,17 @@ def build_authorities(config):
     return authorities
 
 
-class BodyLimit:
-    """WSGI middleware answering 413 to a body over ``limit`` bytes.
+class RequestGuard:
+    """WSGI middleware keeping bad requests away from Pecan.
 
-    A declared Content-Length over the limit is refused before any of the
-    body is read.  A body without one (chunked) is read up to the limit and
-    refused as soon as it goes past it.
+    - A body over ``limit`` bytes gets 413: a declared Content-Length over
+      the limit before any of the body is read, a chunked body as soon as it
+      goes past the limit.
+    - A POST body that is not a readable form gets 400.  Pecan reads the form
+      while routing, before any controller could catch the error; parsing it
+      here first (WebOb caches the result in the environ) keeps that a 400.
+    - Anything that still escapes is logged and answered with a bare 500, so
+      no traceback ever reaches a client.
     """
 
     def __init__(self, app, limit):
@@ -122,30 +128,39 @@ class BodyLimit:
     def __call__(self, environ, start_response):
         length = environ.get("CONTENT_LENGTH") or ""
         if length:
-            try:
-                too_large = int(length) > self.limit
-            except ValueError:
+            if not length.isdigit():
                 return _plain(start_response, "400 Bad Request", b"invalid Content-Length\n")
-            if too_large:
-                return self._refuse(start_response)
+            if int(length) > self.limit:
+                return self._too_large(start_response)
         elif environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
             body = environ["wsgi.input"].read(self.limit + 1)
             if len(body) > self.limit:
-                return self._refuse(start_response)
+                return self._too_large(start_response)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
-        return self.app(environ, start_response)
+        if environ.get("REQUEST_METHOD") == "POST":
+            try:
+                webob.Request(environ).POST
+            except (ValueError, LookupError, UnicodeError, TypeError):
+                return _plain(start_response, "400 Bad Request", b"the request body is not a readable form\n")
+        try:
+            return self.app(environ, start_response)
+        except Exception:
+            LOG.exception("unhandled error serving %s %s", environ.get("REQUEST_METHOD"),
+                          environ.get("PATH_INFO"))
+            return _plain(start_response, "500 Internal Server Error", b"internal error\n",
+                          exc_info=sys.exc_info())
 
-    def _refuse(self, start_response):
+    def _too_large(self, start_response):
         return _plain(start_response, "413 Request Entity Too Large",
                       b"request body larger than %d bytes\n" % self.limit, close=True)
 
 
-def _plain(start_response, status, body, close=False):
+def _plain(start_response, status, body, close=False, exc_info=None):
     headers = [("Content-Type", "text/plain; charset=UTF-8"), ("Content-Length", str(len(body)))]
     if close:
         headers.append(("Connection", "close"))
-    start_response(status, headers)
+    start_response(status, headers, exc_info)
     return [body]
 
 
@@ -156,7 +171,7 @@ def make_app(config_path=None, max_body_bytes=DEFAULT_MAX_BODY_BYTES):
     authorities = build_authorities(config)
     LOG.info("Anchor ready with %d registration authorities from %s", len(authorities), config.path)
     app = pecan.make_app(RootController(authorities), debug=False, guess_content_type_from_ext=False)
-    return BodyLimit(app, max_body_bytes)
+    return RequestGuard(app, max_body_bytes)
 
 
 def configure_logging(logging_config):
