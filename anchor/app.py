@@ -153,13 +153,12 @@ class RequestGuard:
 
     def _too_large(self, start_response):
         return _plain(start_response, "413 Request Entity Too Large",
-                      b"request body larger than %d bytes\n" % self.limit, close=True)
+                      b"request body larger than %d bytes\n" % self.limit)
 
 
-def _plain(start_response, status, body, close=False, exc_info=None):
+def _plain(start_response, status, body, exc_info=None):
+    # No Connection header: PEP 3333 leaves hop-by-hop headers to the server.
     headers = [("Content-Type", "text/plain; charset=UTF-8"), ("Content-Length", str(len(body)))]
-    if close:
-        headers.append(("Connection", "close"))
     start_response(status, headers, exc_info)
     return [body]
 

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import re
 
 LOG = logging.getLogger(__name__)
 
@@ -25,12 +26,17 @@ LEGACY_KEYS = ("auth", "ca", "validators")
 BLOCKS = ("authentication", "signing_ca", "registration_authority")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 class ConfigError(Exception):
     """config.json is unusable; the message is one line naming the problem."""
 
     def __init__(self, path, where, problem):
         self.path, self.where, self.problem = path, where, problem
-        super().__init__("%s: %s: %s" % (path, where, problem) if where else "%s: %s" % (path, problem))
+        text = "%s: %s: %s" % (path, where, problem) if where else "%s: %s" % (path, problem)
+        # Names come from the file and may hold line breaks; keep the message on one line.
+        super().__init__(_CONTROL.sub(lambda match: repr(match.group())[1:-1], text))
 
 
 class OptionError(ValueError):
@@ -218,11 +224,13 @@ class _Checker:
             self.fail(where + ".signing_hash", "unsupported hash %r; use one of %s"
                       % (signing_hash, ", ".join(SIGNING_HASHES)))
         valid_hours = self.number(conf, "valid_hours", where)
-        try:
-            datetime.datetime.now() + datetime.timedelta(hours=valid_hours)
-        except OverflowError:
-            self.fail(where + ".valid_hours", "%r hours reaches past the year 9999" % valid_hours)
         backdate = self.number(conf, "backdate_minutes", where, DEFAULT_BACKDATE_MINUTES, allow_zero=True)
+        for key, delta in (("valid_hours", {"hours": valid_hours}), ("backdate_minutes", {"minutes": backdate})):
+            try:
+                datetime.datetime.now() + datetime.timedelta(**delta)
+                datetime.datetime.now() - datetime.timedelta(**delta)
+            except OverflowError:
+                self.fail("%s.%s" % (where, key), "%r is too large a span of time" % delta.popitem()[1])
         ca = SigningCASettings(
             name=name, backend=backend, cert_path="", output_path=None,
             signing_hash=signing_hash, valid_hours=valid_hours,
