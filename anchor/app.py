@@ -6,6 +6,7 @@ Everything that can be wrong in config.json is found here, before the first
 request: the service exits with a one-line error instead of starting.
 """
 
+import inspect
 import io
 import logging
 import logging.config
@@ -70,6 +71,10 @@ def _prepared_plugin(path, plugins, kind, conf):
     prepare = getattr(function, "prepare_options", None)
     options = dict(conf.options)
     if prepare is not None:
+        try:
+            inspect.signature(prepare).bind(**options)
+        except TypeError as exc:
+            raise settings.ConfigError(path, conf.where, "invalid options: %s" % exc) from None
         options = _configured(path, conf.where, lambda: prepare(**conf.options))
     return issuance.Plugin(conf.name, function, options)
 

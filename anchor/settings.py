@@ -103,8 +103,9 @@ class Settings:
 def candidate_paths(environ=None):
     """Where config.json is looked for, in order (ANCHOR_CONF excluded)."""
     environ = os.environ if environ is None else environ
-    paths = [os.path.join(os.getcwd(), "config.json"),
-             os.path.expanduser("~/.config/anchor/config.json")]
+    paths = [os.path.join(os.getcwd(), "config.json")]
+    home = environ.get("HOME") or os.path.expanduser("~")
+    paths.append(os.path.join(home, ".config", "anchor", "config.json"))
     if environ.get("VIRTUAL_ENV"):
         paths.append(os.path.join(environ["VIRTUAL_ENV"], "etc", "anchor", "config.json"))
     paths.append("/etc/anchor/config.json")

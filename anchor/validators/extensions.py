@@ -6,7 +6,7 @@ from anchor.validators import ValidationError, options
 from anchor.x509.names import CA_SET_EXTENSIONS, CERTIFICATE_EXTENSIONS
 
 
-def _ca_status_options(ca_requested=False, **extra):
+def _ca_status_options(ca_requested=False):
     if ca_requested is not False:
         raise ValueError("ca_requested must be false: Anchor never issues CA certificates")
     return {}

@@ -70,7 +70,7 @@ def in_networks(address, allowed):
     return any(address in network for network in allowed)
 
 
-def _name_options(allowed_domains=(), allowed_networks=(), allow_any=False, **extra):
+def _name_options(allowed_domains=(), allowed_networks=(), allow_any=False):
     if not isinstance(allow_any, bool):
         raise ValueError("allow_any must be true or false")
     domains = DomainSuffixes(allowed_domains)

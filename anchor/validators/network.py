@@ -5,7 +5,7 @@ from anchor.validators.names import in_networks, networks
 from anchor.x509.request import ip_address_or_none
 
 
-def _source_cidrs_options(cidrs=(), **extra):
+def _source_cidrs_options(cidrs=()):
     allowed = networks(cidrs, "cidrs")
     if not allowed:
         raise ValueError("cidrs is empty: list the client networks allowed to use this RA")

@@ -11,7 +11,7 @@ DEFAULT_LABEL_RE = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 WEAK_HASHES = frozenset({"md5", "sha1"})
 
 
-def _standards_options(label_re=DEFAULT_LABEL_RE, **extra):
+def _standards_options(label_re=DEFAULT_LABEL_RE):
     try:
         return {"label_re": re.compile(label_re, re.IGNORECASE)}
     except (re.error, TypeError) as exc:
