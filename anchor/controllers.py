@@ -52,7 +52,15 @@ def read_form(request):
     return issuance.PostedRequest(**fields)
 
 
-class V1Controller:
+class NotFound:
+    """Answers any path its controller does not know with a plain 404."""
+
+    @pecan.expose(content_type="text/plain")
+    def _default(self, *remainder):
+        return _answer(404, "not found")
+
+
+class V1Controller(NotFound):
     def __init__(self, authorities):
         self.authorities = authorities
 
@@ -92,7 +100,7 @@ class V1Controller:
         return _answer(200, ra.ca_pem.decode("ascii"))
 
 
-class RootController:
+class RootController(NotFound):
     def __init__(self, authorities):
         self.v1 = V1Controller(authorities)
 

@@ -370,3 +370,11 @@ def test_invalid_content_length_gets_400(deployment):
     application = anchor_app.make_app(deployment.config_path)
     response = raw_post(application, b"user=x", "application/x-www-form-urlencoded", CONTENT_LENGTH="-5")
     assert response.status_int == 400
+
+
+@pytest.mark.parametrize("path", ["/", "/nothing", "/v1", "/v1/nothing", "/v2/sign/default"])
+def test_unknown_paths_answer_plain_text(client, path):
+    response = client.get(path, headers={"Accept": "text/html,*/*"}, expect_errors=True)
+    assert response.status_int == 404
+    assert response.content_type == "text/plain"
+    assert response.text == "not found\n"
