@@ -378,3 +378,28 @@ def test_unknown_paths_answer_plain_text(client, path):
     assert response.status_int == 404
     assert response.content_type == "text/plain"
     assert response.text == "not found\n"
+
+
+# -- 503 and backend crashes (failure injection) -------------------------------
+
+def test_unreachable_identity_service_gets_503(client, deployment, monkeypatch):
+    from anchor.auth import AuthenticationUnavailable
+
+    def unreachable(self, user, secret):
+        raise AuthenticationUnavailable("connection refused by 127.0.0.1:5000")
+
+    monkeypatch.setattr("anchor.auth.static.StaticAuthenticator.authenticate", unreachable)
+    response = sign(client, form())
+    assert response.status_int == 503
+    assert "127.0.0.1" not in response.text
+    assert deployment.issued_files() == []
+
+
+def test_crashing_auth_backend_gets_500_without_detail(client, monkeypatch):
+    def crash(self, user, secret):
+        raise RuntimeError("backend bug")
+
+    monkeypatch.setattr("anchor.auth.static.StaticAuthenticator.authenticate", crash)
+    response = sign(client, form())
+    assert response.status_int == 500
+    assert "backend bug" not in response.text
