@@ -19,6 +19,7 @@ setup(
         "stevedore>=5.0",
         "pyasn1>=0.5",
         "pyasn1-modules>=0.3",
+        "idna>=3.0",
     ],
     extras_require={
         "test": ["pytest>=8", "WebTest>=3.0", "uwsgi>=2.0"],
@@ -31,10 +32,19 @@ setup(
             "anchor = anchor.signing.local:LocalSigner",
         ],
         "anchor.validators": [
+            "alternative_names = anchor.validators.names:alternative_names",
+            "alternative_names_ip = anchor.validators.names:alternative_names_ip",
+            "blacklist_names = anchor.validators.names:blacklist_names",
             "ca_status = anchor.validators.extensions:ca_status",
             "common_name = anchor.validators.names:common_name",
+            "ext_key_usage = anchor.validators.extensions:ext_key_usage",
+            "extensions = anchor.validators.extensions:extensions",
+            "key_usage = anchor.validators.extensions:key_usage",
+            "public_key = anchor.validators.keys:public_key",
+            "server_group = anchor.validators.names:server_group",
             "source_cidrs = anchor.validators.network:source_cidrs",
             "standards_compliance = anchor.validators.standards:standards_compliance",
+            "whitelist_names = anchor.validators.names:whitelist_names",
         ],
         "anchor.fixups": [
             "enforce_alternative_names_present = anchor.fixups:enforce_alternative_names_present",

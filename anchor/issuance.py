@@ -151,7 +151,7 @@ def _fix_up(fixup, csr, context):
     try:
         result = fixup(csr=csr, **context)
     except ValidationError as exc:
-        raise BadRequest("fixup " + fixup.name, "request refused by policy", str(exc)) from None
+        raise _refused(context, "fixup " + fixup.name, exc) from None
     except Exception:
         LOG.exception("fixup %s crashed", fixup.name)
         raise IssuanceError("fixup " + fixup.name, "Internal Validation Error", "fixup crashed") from None
@@ -161,11 +161,20 @@ def _fix_up(fixup, csr, context):
     return result
 
 
+def _refused(context, stage, exc):
+    """The 400 for a policy refusal; it says which check and why only when
+    the RA sets ``explain_failures``."""
+    public = "request refused by policy"
+    if context["conf"].explain_failures:
+        public = "%s: %s: %s" % (public, stage, exc)
+    return BadRequest(stage, public, str(exc))
+
+
 def _validate(validator, csr, context):
     try:
         validator(csr=csr, **context)
     except ValidationError as exc:
-        raise BadRequest("validator " + validator.name, "request refused by policy", str(exc)) from None
+        raise _refused(context, "validator " + validator.name, exc) from None
     except Exception:
         LOG.exception("validator %s crashed", validator.name)
         raise IssuanceError("validator " + validator.name, "Internal Validation Error",

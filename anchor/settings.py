@@ -89,6 +89,7 @@ class RegistrationAuthoritySettings:
     signing_ca: str
     validators: tuple
     fixups: tuple
+    explain_failures: bool
     where: str
 
 
@@ -250,9 +251,13 @@ class _Checker:
         signing_ca = self.string(conf, "signing_ca", where)
         validators = self.plugins(conf.pop("validators", {}), where + ".validators")
         fixups = self.plugins(conf.pop("fixups", {}), where + ".fixups")
+        explain_failures = conf.pop("explain_failures", False)
+        if not isinstance(explain_failures, bool):
+            self.fail(where + ".explain_failures", "must be true or false")
         if conf:
             self.fail(where, "unknown option(s): %s" % ", ".join(sorted(conf)))
-        return RegistrationAuthoritySettings(name, authentication, signing_ca, validators, fixups, where)
+        return RegistrationAuthoritySettings(name, authentication, signing_ca, validators, fixups,
+                                             explain_failures, where)
 
     def plugins(self, value, where):
         value = self.object(value, where)

@@ -241,7 +241,7 @@ def test_backend_missing(deployment, block, where):
 @pytest.mark.parametrize("validator, options, problem", [
     ("common_name", {"allowed_domains": ["example.com"]}, "must start with '.'"),
     ("common_name", {"allowed_domains": [".example.com", "other.org"]}, "'other.org' must start with '.'"),
-    ("common_name", {"allowed_domains": ["."]}, "must start with '.'"),
+    ("common_name", {"allowed_domains": ["."]}, "names no domain"),
     ("common_name", {"allowed_domains": ".example.com"}, "allowed_domains must be a list of strings"),
     ("common_name", {"allowed_domains": []}, "allowed_domains is empty"),
     ("common_name", {}, "allowed_domains is empty"),
