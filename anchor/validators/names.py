@@ -28,6 +28,10 @@ def normalize_dns_name(name):
     """
     if name.endswith("."):
         name = name[:-1]
+    if name.isascii():
+        lowered = name.lower()
+        if "xn--" not in lowered:
+            return lowered  # nothing for IDNA to check or convert
     labels = []
     for label in name.split("."):
         try:

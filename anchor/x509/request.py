@@ -7,6 +7,7 @@ immutable; a fixup that changes something gets a new request from
 bytes the client sent, whatever fixups did afterwards.
 """
 
+import functools
 import ipaddress
 
 from cryptography import exceptions, x509
@@ -17,7 +18,7 @@ from anchor.x509 import names
 
 
 class CertificateRequest:
-    __slots__ = ("csr", "subject", "extensions", "public_key")
+    """Derived views (names, usages, key facts) are computed once, on first use."""
 
     def __init__(self, csr, subject=None, extensions=None):
         self.csr = csr
@@ -42,7 +43,7 @@ class CertificateRequest:
 
     # -- subject ---------------------------------------------------------
 
-    @property
+    @functools.cached_property
     def common_names(self):
         return [attr.value for attr in self.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
 
@@ -58,21 +59,21 @@ class CertificateRequest:
                 return ext
         return None
 
-    @property
+    @functools.cached_property
     def subject_alt_names(self):
         """The subjectAltName GeneralNames, or an empty list."""
         ext = self.extension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
         return list(ext.value) if ext is not None else []
 
-    @property
+    @functools.cached_property
     def dns_names(self):
         return [n.value for n in self.subject_alt_names if isinstance(n, x509.DNSName)]
 
-    @property
+    @functools.cached_property
     def ip_addresses(self):
         return [n.value for n in self.subject_alt_names if isinstance(n, x509.IPAddress)]
 
-    @property
+    @functools.cached_property
     def other_alt_names(self):
         """subjectAltName entries that are neither DNS names nor IP addresses."""
         return [
@@ -80,7 +81,7 @@ class CertificateRequest:
             if not isinstance(n, (x509.DNSName, x509.IPAddress))
         ]
 
-    @property
+    @functools.cached_property
     def key_usages(self):
         """The keyUsage bits asserted, as RFC 5280 short names."""
         ext = self.extension(ExtensionOID.KEY_USAGE)
@@ -95,7 +96,7 @@ class CertificateRequest:
                 asserted.add(short)
         return frozenset(asserted)
 
-    @property
+    @functools.cached_property
     def extended_key_usages(self):
         """The extendedKeyUsage OIDs, in request order."""
         ext = self.extension(ExtensionOID.EXTENDED_KEY_USAGE)
@@ -103,7 +104,7 @@ class CertificateRequest:
 
     # -- key and signature ----------------------------------------------
 
-    @property
+    @functools.cached_property
     def public_key_type(self):
         key = self.public_key
         for cls, label in (
@@ -117,7 +118,7 @@ class CertificateRequest:
                 return label
         return type(key).__name__
 
-    @property
+    @functools.cached_property
     def public_key_size(self):
         """Bits: modulus for RSA/DSA, curve size for EC, 255/448 for EdDSA."""
         key = self.public_key
@@ -129,7 +130,7 @@ class CertificateRequest:
             return key.curve.key_size
         return getattr(key, "key_size", 0)
 
-    @property
+    @functools.cached_property
     def signature_hash_name(self):
         """The CSR's signature hash ("sha256", "sha1", ...), or None for EdDSA."""
         try:
@@ -138,7 +139,7 @@ class CertificateRequest:
             return "unsupported"
         return algorithm.name if algorithm is not None else None
 
-    @property
+    @functools.cached_property
     def signature_valid(self):
         """Whether the CSR's self-signature verifies over the bytes the client sent."""
         try:
@@ -149,6 +150,8 @@ class CertificateRequest:
 
 def ip_address_or_none(text):
     """``text`` as an IP address, or None when it is not one."""
+    if ":" not in text and not text[-1:].isdigit():
+        return None  # neither IPv6 nor dotted IPv4: skip the costly parse
     try:
         return ipaddress.ip_address(text)
     except ValueError:
