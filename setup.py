@@ -22,7 +22,8 @@ setup(
         "idna>=3.0",
     ],
     extras_require={
-        "test": ["pytest>=8", "WebTest>=3.0", "uwsgi>=2.0"],
+        "pkcs11": ["PyKCS11>=1.5"],
+        "test": ["pytest>=8", "WebTest>=3.0", "uwsgi>=2.0", "PyKCS11>=1.5"],
     },
     entry_points={
         "anchor.authentication": [
@@ -30,6 +31,7 @@ setup(
         ],
         "anchor.signing_backends": [
             "anchor = anchor.signing.local:LocalSigner",
+            "pkcs11 = anchor.signing.pkcs11:PKCS11Signer",
         ],
         "anchor.validators": [
             "alternative_names = anchor.validators.names:alternative_names",
