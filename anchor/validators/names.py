@@ -31,9 +31,13 @@ def normalize_dns_name(name):
     if name.isascii():
         lowered = name.lower()
         if "xn--" not in lowered:
-            return lowered  # nothing for IDNA to check or convert
+            if not all(0 < len(label) <= 63 for label in lowered.split(".")):
+                raise ValidationError("name %r has an empty label or one over 63 characters" % name)
+            return lowered  # nothing more for IDNA to check or convert
     labels = []
     for label in name.split("."):
+        if not label:
+            raise ValidationError("name %r has an empty label" % name)
         try:
             if not label.isascii():
                 label = idna.encode(label, uts46=True).decode("ascii")
@@ -101,8 +105,9 @@ def _flag(value, option):
 
 
 def _domain_options(allowed_domains=(), allow_any=False):
+    _flag(allow_any, "allow_any")
     domains = DomainSuffixes(allowed_domains)
-    if not domains and not _flag(allow_any, "allow_any"):
+    if not domains and not allow_any:
         raise ValueError(
             "allowed_domains is empty: list the domain suffixes to allow, "
             "or set \"allow_any\": true to allow every name"
@@ -260,6 +265,8 @@ class NamePatterns:
         nodes = [self._root]
         for position, label in enumerate(reversed(labels)):
             wildcard = label == "*" and position == len(labels) - 1
+            if "*" in label and not wildcard:
+                return False  # a wildcard only ever stands as the whole left-most label
             following = []
             for node in nodes:
                 if label in node.exact:
@@ -322,17 +329,18 @@ def _server_group_options(group_prefixes=None):
         raise ValueError("group_prefixes must be a non-empty object mapping a name prefix to a group")
     if not all(isinstance(k, str) and k and isinstance(v, str) and v for k, v in group_prefixes.items()):
         raise ValueError("group_prefixes must map non-empty strings to non-empty strings")
-    return {"group_prefixes": dict(group_prefixes)}
+    return {"group_prefixes": {prefix.lower(): group for prefix, group in group_prefixes.items()}}
 
 
 @options(_server_group_options)
 def server_group(csr, auth_result, group_prefixes, **kwargs):
     """A common name ``prefix-rest.domain`` whose prefix is listed in
-    ``group_prefixes`` may only be requested by a member of the mapped group."""
+    ``group_prefixes`` (compared case-insensitively, as host names are) may
+    only be requested by a member of the mapped group."""
     for name in csr.common_names:
         prefix, dash, _ = name.partition("-")
         if not dash or "." in prefix:
             continue
-        group = group_prefixes.get(prefix)
+        group = group_prefixes.get(prefix.lower())
         if group is not None and group not in auth_result.groups:
             raise ValidationError("only members of group %r may request %r" % (group, name))
