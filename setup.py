@@ -20,10 +20,12 @@ setup(
         "pyasn1>=0.5",
         "pyasn1-modules>=0.3",
         "idna>=3.0",
+        "pycadf>=3.0",
     ],
     extras_require={
         "pkcs11": ["PyKCS11>=1.5"],
-        "test": ["pytest>=8", "WebTest>=3.0", "uwsgi>=2.0", "PyKCS11>=1.5"],
+        "messaging": ["oslo.messaging>=14.0"],
+        "test": ["pytest>=8", "WebTest>=3.0", "uwsgi>=2.0", "PyKCS11>=1.5", "oslo.messaging>=14.0"],
     },
     entry_points={
         "anchor.authentication": [

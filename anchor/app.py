@@ -19,7 +19,7 @@ import stevedore
 import webob
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from anchor import issuance, settings
+from anchor import audit, issuance, settings
 from anchor.controllers import RootController
 from anchor.store import CertificateStore
 
@@ -98,6 +98,7 @@ def build_authorities(config):
         stores[name] = (_configured(path, ca.where + ".output_path", CertificateStore, ca.output_path)
                         if ca.output_path else None)
 
+    auditor = _configured(path, "audit", audit.from_settings, config.audit)
     authorities = {}
     for name, ra in config.registration_authority.items():
         signer = signers[ra.signing_ca]
@@ -110,6 +111,7 @@ def build_authorities(config):
             validators=tuple(_prepared_plugin(path, plugins, "validator", v) for v in ra.validators),
             fixups=tuple(_prepared_plugin(path, plugins, "fixup", f) for f in ra.fixups),
             ca_pem=signer.certificate.public_bytes(Encoding.PEM),
+            audit=auditor,
         )
     return authorities
 

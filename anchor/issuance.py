@@ -110,12 +110,13 @@ def issue(ra, posted, request):
         LOG.warning("RA %s refused a request from user %r at stage %s: %s",
                     ra.name, user, error.stage, error.detail)
         if error.stage != "auth":
-            ra.audit.sign(ra.name, False, user, stage=error.stage, reason=error.detail)
+            ra.audit.sign(ra.name, False, user, ca_name=ra.settings.signing_ca, stage=error.stage,
+                          reason=error.detail)
         raise
     LOG.info("RA %s issued serial %x to user %r: %s, valid until %s",
              ra.name, certificate.serial_number, user, certificate.subject.rfc4514_string(),
              certificate.not_valid_after_utc.isoformat())
-    ra.audit.sign(ra.name, True, user, certificate=certificate)
+    ra.audit.sign(ra.name, True, user, certificate=certificate, ca_name=ra.settings.signing_ca)
     return pem
 
 

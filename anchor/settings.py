@@ -24,6 +24,9 @@ SIGNING_HASHES = ("sha224", "sha256", "sha384", "sha512")
 DEFAULT_BACKDATE_MINUTES = 5
 LEGACY_KEYS = ("auth", "ca", "validators")
 BLOCKS = ("authentication", "signing_ca", "registration_authority")
+AUDIT_TARGETS = ("log", "messaging")
+DEFAULT_AUDIT_TIMEOUT = 1.0
+DEFAULT_MAX_HELD_EVENTS = 10000
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -94,11 +97,20 @@ class RegistrationAuthoritySettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class AuditSettings:
+    target: str  # "log" or "messaging"
+    url: str | None
+    timeout: float
+    max_held_events: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     path: str
     authentication: dict
     signing_ca: dict
     registration_authority: dict
+    audit: AuditSettings | None = None
 
 
 def candidate_paths(environ=None):
@@ -150,10 +162,7 @@ def parse(data, path):
                     "a single registration authority named 'default'. Convert it to "
                     "authentication / signing_ca / registration_authority blocks.", path)
         data = translate_legacy(data, path)
-    if "audit" in data:
-        raise ConfigError(path, "audit", "auditing is not supported by this version of Anchor yet; "
-                          "remove the block")
-    unknown = sorted(set(data) - set(BLOCKS))
+    unknown = sorted(set(data) - set(BLOCKS) - {"audit"})
     if unknown:
         raise ConfigError(path, unknown[0], "unknown top-level block")
     for block in BLOCKS:
@@ -175,7 +184,8 @@ def parse(data, path):
         if ra.signing_ca not in signing_ca:
             raise ConfigError(path, ra.where + ".signing_ca", "no signing_ca block named %r" % ra.signing_ca)
         authorities[name] = ra
-    return Settings(path, authentication, signing_ca, authorities)
+    audit = checker.audit(data["audit"]) if "audit" in data else None
+    return Settings(path, authentication, signing_ca, authorities, audit)
 
 
 class _Checker:
@@ -258,6 +268,20 @@ class _Checker:
             self.fail(where, "unknown option(s): %s" % ", ".join(sorted(conf)))
         return RegistrationAuthoritySettings(name, authentication, signing_ca, validators, fixups,
                                              explain_failures, where)
+
+    def audit(self, conf):
+        conf = self.object(conf, "audit")
+        target = conf.pop("target", None)
+        if target not in AUDIT_TARGETS:
+            self.fail("audit.target", "must be one of %s, not %r" % (", ".join(AUDIT_TARGETS), target))
+        url = self.string(conf, "url", "audit", required=target == "messaging")
+        timeout = self.number(conf, "timeout", "audit", DEFAULT_AUDIT_TIMEOUT)
+        held = conf.pop("max_held_events", DEFAULT_MAX_HELD_EVENTS)
+        if isinstance(held, bool) or not isinstance(held, int) or held < 1:
+            self.fail("audit.max_held_events", "must be a whole number of at least 1")
+        if conf:
+            self.fail("audit", "unknown option(s): %s" % ", ".join(sorted(conf)))
+        return AuditSettings(target, url, timeout, held)
 
     def plugins(self, value, where):
         value = self.object(value, where)

@@ -161,7 +161,6 @@ def test_missing_or_empty_block(deployment, block, value):
 @pytest.mark.parametrize("block, problem", [
     ("extra", "unknown top-level block"),
     ("registration_authorities", "unknown top-level block"),
-    ("audit", "auditing is not supported"),
 ])
 def test_unknown_top_level_block(deployment, block, problem):
     config = deployment.config()
@@ -873,3 +872,28 @@ def test_misspelt_validator_option_is_refused(deployment):
     message = str(caught.value)
     assert "registration_authority.default.validators.common_name" in message
     assert "alowed_networks" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("audit, where, problem", [
+    ({"target": "syslog"}, "audit.target", "must be one of log, messaging"),
+    ({}, "audit.target", "must be one of log, messaging"),
+    ("log", "audit", "must be a JSON object"),
+    ({"target": "messaging"}, "audit.url", "missing"),
+    ({"target": "messaging", "url": "rabbit://h:5672/", "timeout": 0}, "audit.timeout", "positive"),
+    ({"target": "messaging", "url": "rabbit://h:5672/", "max_held_events": 0}, "audit.max_held_events",
+     "at least 1"),
+    ({"target": "log", "colour": "blue"}, "audit", "unknown option"),
+])
+def test_audit_block_errors(deployment, audit, where, problem):
+    config = deployment.config()
+    config["audit"] = audit
+    deployment.write_config(config)
+    expect_error(deployment.config_path, where, problem)
+
+
+def test_malformed_messaging_url_stops_start_up(deployment):
+    config = deployment.config()
+    config["audit"] = {"target": "messaging", "url": "not a url"}
+    deployment.write_config(config)
+    message = expect_error(deployment.config_path, "audit.url", "not an oslo.messaging transport URL")
+    assert "not a url" not in message
