@@ -43,7 +43,8 @@ from pycadf import attachment, cadftaxonomy, event, resource
 
 from anchor import settings
 
-LOG = logging.getLogger(__name__)
+# Operational messages (outages, drops); "anchor.audit" itself carries only events.
+LOG = logging.getLogger("anchor.notifier")
 AUDIT_LOG = logging.getLogger("anchor.audit")
 
 # pycadf warns about every identifier that is not a UUID; Anchor's observer
@@ -199,17 +200,28 @@ class MessagingEmitter:
             thread = threading.Thread(target=self._send_forever, name="anchor-audit", daemon=True)
             thread.start()
 
-    def _driver(self):
+    def _sender(self):
+        """A function sending one notification, raising when the bus does not take it.
+
+        oslo.messaging's Notifier and its notification drivers log and swallow
+        delivery errors, which would lose held events; this calls the same
+        transport method as its ``messaging`` driver (message format 1.0)
+        but lets the error through.
+        """
         import oslo_messaging
         from oslo_config import cfg
-        from oslo_messaging.notify import messaging
 
-        conf = cfg.ConfigOpts()
-        transport = oslo_messaging.get_notification_transport(conf, url=self.url)
-        return messaging.MessagingDriver(conf, topics=self.topics, transport=transport)
+        transport = oslo_messaging.get_notification_transport(cfg.ConfigOpts(), url=self.url)
+        targets = [oslo_messaging.Target(topic="%s.info" % topic) for topic in self.topics]
+
+        def send(message):
+            for target in targets:
+                transport._send_notification(target, {}, message, version=1.0, retry=0)
+
+        return send
 
     def _send_forever(self):
-        driver, delay = None, 0.5
+        send, delay = None, 0.5
         while True:
             with self._condition:
                 while not self._held and not self._stopping:
@@ -218,8 +230,8 @@ class MessagingEmitter:
                     return
                 item = self._held[0]
             try:
-                driver = driver or self._driver()
-                driver.notify({}, self._message(item), "INFO", 0)
+                send = send or self._sender()
+                send(self._message(item))
             except Exception as exc:  # the bus is down or refuses: hold and retry
                 self._failed(exc)
                 with self._condition:
