@@ -21,6 +21,8 @@ setup(
         "pyasn1-modules>=0.3",
         "idna>=3.0",
         "pycadf>=3.0",
+        "keystoneauth1>=5.0",
+        "ldap3>=2.9",
     ],
     extras_require={
         "pkcs11": ["PyKCS11>=1.5"],
@@ -29,6 +31,8 @@ setup(
     },
     entry_points={
         "anchor.authentication": [
+            "keystone = anchor.auth.keystone:KeystoneAuthenticator",
+            "ldap = anchor.auth.ldap:LDAPAuthenticator",
             "static = anchor.auth.static:StaticAuthenticator",
         ],
         "anchor.signing_backends": [
