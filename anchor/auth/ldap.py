@@ -90,8 +90,12 @@ class LDAPAuthenticator:
         tls = None
         if ssl or starttls:
             tls = ldap3.Tls(validate=ssl_module.CERT_REQUIRED, ca_certs_file=ca_file)
-        self._server = ldap3.Server(host, port=port, use_ssl=ssl, tls=tls, connect_timeout=timeout,
+        # A fresh ldap3.Server for every bind: a Server object remembers an
+        # address that failed and does not try it again for minutes, which
+        # would turn a short directory outage into a long one for Anchor.
+        self._server_options = dict(host=host, port=port, use_ssl=ssl, tls=tls, connect_timeout=timeout,
                                     get_info=ldap3.NONE)
+        self.host, self.port = host, port
         self.starttls, self.timeout = starttls, timeout
         self.base, self.domain = base, domain
         self.user_dn_template, self.user_filter = user_dn_template, user_filter
@@ -124,12 +128,12 @@ class LDAPAuthenticator:
             connection.unbind()
         except LDAPException as exc:
             raise AuthenticationUnavailable("LDAP server %s:%s unreachable: %s"
-                                            % (self._server.host, self._server.port, type(exc).__name__)) from None
+                                            % (self.host, self.port, type(exc).__name__)) from None
         return AuthResult(username=user, groups=frozenset(g for g in groups if g))
 
     def _bind(self, dn, password, service=False):
         """An open connection bound as ``dn``; AuthenticationFailed on refused credentials."""
-        connection = ldap3.Connection(self._server, user=dn, password=password, read_only=True,
+        connection = ldap3.Connection(ldap3.Server(**self._server_options), user=dn, password=password, read_only=True,
                                       receive_timeout=self.timeout, raise_exceptions=False,
                                       auto_bind=ldap3.AUTO_BIND_NONE)
         connection.open()
