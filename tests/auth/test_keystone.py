@@ -7,7 +7,7 @@ import time
 import pytest
 
 import helpers
-from anchor.auth import AuthenticationFailed, AuthenticationUnavailable
+from anchor.auth import AuthenticationFailed
 from anchor.auth.keystone import KeystoneAuthenticator
 from conftest import make_deployment, webtest_app
 from keystone_server import Keystone
