@@ -30,6 +30,9 @@ setup(
         "test": ["pytest>=8", "WebTest>=3.0", "uwsgi>=2.0", "PyKCS11>=1.5", "oslo.messaging>=14.0"],
     },
     entry_points={
+        "console_scripts": [
+            "anchor = anchor.cli:main",
+        ],
         "anchor.authentication": [
             "keystone = anchor.auth.keystone:KeystoneAuthenticator",
             "ldap = anchor.auth.ldap:LDAPAuthenticator",

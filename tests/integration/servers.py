@@ -327,3 +327,16 @@ def pecan_serve(deployment, workdir):
     write_pecan_config(workdir, port)
     return running([venv_binary("pecan"), "serve", "config.py"], str(workdir),
                    server_env(deployment), port, signal.SIGTERM)
+
+
+def copy_repository(destination):
+    """The files git tracks, as a fresh clone would have them."""
+    listed = subprocess.run(["git", "-C", helpers.REPO, "ls-files", "-z"], capture_output=True,
+                            check=True, timeout=30).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = os.path.join(helpers.REPO, name)
+        if not os.path.exists(source):  # deleted in the work tree, not yet committed
+            continue
+        target = os.path.join(destination, name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(source, target)

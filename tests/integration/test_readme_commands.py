@@ -7,9 +7,7 @@ itself and serve the README walkthrough.
 """
 
 import os
-import shutil
 import signal
-import subprocess
 import sys
 
 from cryptography import x509
@@ -17,19 +15,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 import helpers
 import servers
-
-
-def copy_repository(destination):
-    """The files git tracks, as a fresh clone would have them."""
-    listed = subprocess.run(["git", "-C", helpers.REPO, "ls-files", "-z"], capture_output=True,
-                            check=True, timeout=30).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        source = os.path.join(helpers.REPO, name)
-        if not os.path.exists(source):  # deleted in the work tree, not yet committed
-            continue
-        target = os.path.join(destination, name)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copy2(source, target)
 
 
 def serve_env():
@@ -41,7 +26,7 @@ def serve_env():
 
 def test_tools_serve_creates_a_ca_and_serves_the_walkthrough(tmp_path):
     repo = tmp_path / "anchor"
-    copy_repository(str(repo))
+    servers.copy_repository(str(repo))
     assert not (repo / "CA" / "root-ca.crt").exists()
     port = helpers.free_port()
     (repo / "config.py").write_text(servers.pecan_config_text(port))
