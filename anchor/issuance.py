@@ -18,6 +18,7 @@ from anchor.audit import NO_AUDIT
 from anchor.auth import AuthenticationFailed, AuthenticationUnavailable
 from anchor.validators import ValidationError
 from anchor.validators.extensions import ca_status, critical_extensions_understood
+from anchor.validators.standards import self_signature
 from anchor.x509.decoding import DecodeError, decode_request
 from anchor.x509.request import CertificateRequest
 
@@ -38,6 +39,7 @@ class Plugin:
 
 # Checks every RA runs first, whatever its configuration.
 ALWAYS_ON = (
+    Plugin("self_signature", self_signature, {}),
     Plugin("ca_status", ca_status, {}),
     Plugin("critical_extensions", critical_extensions_understood, {}),
 )

@@ -403,3 +403,18 @@ def test_crashing_auth_backend_gets_500_without_detail(client, monkeypatch):
     response = sign(client, form())
     assert response.status_int == 500
     assert "backend bug" not in response.text
+
+
+def test_broken_self_signature_is_refused_even_without_validators(deployment):
+    """Proof of possession is not optional: an RA with no validators still
+    refuses a CSR whose signature does not verify."""
+    deployment.write_config(deployment.config(validators={}))
+    client = webtest_app(deployment)
+    der = bytearray(helpers.csr_der(helpers.make_csr("a.example.com")))
+    der[-5] ^= 0x01
+    pem = "-----BEGIN CERTIFICATE REQUEST-----\n%s-----END CERTIFICATE REQUEST-----\n" % (
+        base64.encodebytes(bytes(der)).decode())
+    response = sign(client, form(csr=pem))
+    assert response.status_int == 400
+    assert deployment.issued_files() == []
+    assert sign(client, form()).status_int == 200

@@ -52,6 +52,13 @@ def standards_compliance(csr, label_re, **kwargs):
     for name in csr.dns_names:
         _check_dns_name(name, label_re)
 
+    self_signature(csr)
+
+
+def self_signature(csr, **kwargs):
+    """The CSR's self-signature verifies over the bytes the client sent, and
+    is not made with MD5 or SHA-1: the requester holds the private key.
+    Always run, whatever the configuration."""
     if csr.signature_hash_name in WEAK_HASHES:
         raise ValidationError("the request is signed with %s, which is too weak" % csr.signature_hash_name)
     if not csr.signature_valid:
