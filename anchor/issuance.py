@@ -147,7 +147,8 @@ def _parse(posted):
     try:
         return decode_request(posted.csr, posted.encoding or "pem")
     except DecodeError as exc:
-        raise BadRequest("parse", "invalid certificate request: %s" % exc) from None
+        raise BadRequest("parse", "invalid certificate request: %s" % exc,
+                         "invalid certificate request: %s" % exc.detail) from None
 
 
 def _fix_up(fixup, csr, context):

@@ -418,3 +418,18 @@ def test_broken_self_signature_is_refused_even_without_validators(deployment):
     assert response.status_int == 400
     assert deployment.issued_files() == []
     assert sign(client, form()).status_int == 200
+
+
+def test_parser_complaints_stay_in_the_log(client, caplog):
+    """A CSR whose extension cannot be parsed gets a short 400; the parser's
+    own message (an internal detail) goes to the log only."""
+    der = bytearray(helpers.csr_der(helpers.make_csr("a.example.com", dns=["a.example.com"])))
+    index = bytes(der).find(b"a.example.com", 40)
+    der[index - 1] = 0x7f  # the dNSName's length now runs past the extension
+    pem = "-----BEGIN CERTIFICATE REQUEST-----\n%s-----END CERTIFICATE REQUEST-----\n" % (
+        base64.encodebytes(bytes(der)).decode())
+    response = sign(client, form(csr=pem))
+    assert response.status_int == 400
+    assert "ParseError" not in response.text and "asn1" not in response.text.lower()
+    assert "malformed extension" in response.text
+    assert "cannot be used" in caplog.text  # the detail is in the log

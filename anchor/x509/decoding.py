@@ -30,7 +30,12 @@ _PEM_BLOCK = re.compile(
 
 
 class DecodeError(ValueError):
-    """The request could not be decoded; the message is safe to show the client."""
+    """The request could not be decoded; the message is safe to show the
+    client, ``detail`` (for the log) may name the parser's complaint."""
+
+    def __init__(self, message, detail=None):
+        super().__init__(message)
+        self.detail = detail or message
 
 
 def decode_request(data, encoding):
@@ -86,7 +91,8 @@ def request_from_der(der):
     try:
         return CertificateRequest(csr)
     except (ValueError, x509.DuplicateExtension, exceptions.UnsupportedAlgorithm) as exc:
-        raise DecodeError("the certificate request cannot be used: %s" % _short(exc)) from None
+        raise DecodeError("the certificate request has a malformed extension or an unsupported key",
+                          "the certificate request cannot be used: %s" % _short(exc)) from None
 
 
 def _short(exc):
