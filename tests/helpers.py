@@ -8,8 +8,27 @@ import time
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
+
+from anchor.testca import KEY_TYPES
+
+# Every validator and the fixup, with options a "good" request satisfies:
+# the policy the hostile-input tests and the fuzz target run requests through.
+BROAD_POLICY = {
+    "common_name": {"allowed_domains": [".example.com"], "allowed_networks": ["10.0.0.0/8"]},
+    "alternative_names_ip": {"allowed_domains": [".example.com"], "allowed_networks": ["10.0.0.0/8"]},
+    "whitelist_names": {"names": ["%.example.com", "10.0.0.0/8"], "allow_cn_id": True,
+                        "allow_dns_id": True, "allow_ip_id": True, "allow_wildcard": True},
+    "blacklist_names": {"domains": ["evil.example.com"]},
+    "extensions": {"allowed_extensions": ["keyUsage", "extendedKeyUsage", "subjectAltName", "basicConstraints"]},
+    "key_usage": {"allowed_usage": ["Digital Signature", "Key Encipherment"]},
+    "ext_key_usage": {"allowed_usage": ["serverAuth", "clientAuth"]},
+    "public_key": {"allowed_keys": {"RSA": 2048, "EC": 256}},
+    "source_cidrs": {"cidrs": ["127.0.0.0/8"]},
+    "standards_compliance": {},
+}
+BROAD_FIXUPS = {"enforce_alternative_names_present": {}}
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER, SECRET = "tester", "s3cret-for-tests"
@@ -19,17 +38,10 @@ _KEYS = {}
 
 def private_key(kind="p256", fresh=False):
     """A private key of that kind; cached per kind unless ``fresh``."""
-    makers = {
-        "rsa2048": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        "rsa4096": lambda: rsa.generate_private_key(public_exponent=65537, key_size=4096),
-        "p256": lambda: ec.generate_private_key(ec.SECP256R1()),
-        "p384": lambda: ec.generate_private_key(ec.SECP384R1()),
-        "ed25519": ed25519.Ed25519PrivateKey.generate,
-    }
     if fresh:
-        return makers[kind]()
+        return KEY_TYPES[kind]()
     if kind not in _KEYS:
-        _KEYS[kind] = makers[kind]()
+        _KEYS[kind] = KEY_TYPES[kind]()
     return _KEYS[kind]
 
 

@@ -29,20 +29,7 @@ SETTINGS = settings(max_examples=300, deadline=2000,
 @pytest.fixture(scope="module")
 def application(tmp_path_factory):
     deployment = make_deployment(str(tmp_path_factory.mktemp("hostile")))
-    config = deployment.config(validators={
-        "common_name": {"allowed_domains": [".example.com"], "allowed_networks": ["10.0.0.0/8"]},
-        "alternative_names_ip": {"allowed_domains": [".example.com"], "allowed_networks": ["10.0.0.0/8"]},
-        "whitelist_names": {"names": ["%.example.com", "10.0.0.0/8"], "allow_cn_id": True,
-                            "allow_dns_id": True, "allow_ip_id": True, "allow_wildcard": True},
-        "blacklist_names": {"domains": ["evil.example.com"]},
-        "extensions": {"allowed_extensions": ["keyUsage", "extendedKeyUsage", "subjectAltName",
-                                              "basicConstraints"]},
-        "key_usage": {"allowed_usage": ["Digital Signature", "Key Encipherment"]},
-        "ext_key_usage": {"allowed_usage": ["serverAuth", "clientAuth"]},
-        "public_key": {"allowed_keys": {"RSA": 2048, "EC": 256}},
-        "source_cidrs": {"cidrs": ["127.0.0.0/8"]},
-        "standards_compliance": {},
-    }, fixups={"enforce_alternative_names_present": {}})
+    config = deployment.config(validators=helpers.BROAD_POLICY, fixups=helpers.BROAD_FIXUPS)
     deployment.write_config(config)
     return anchor_app.make_app(deployment.config_path)
 

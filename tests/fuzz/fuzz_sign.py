@@ -32,19 +32,8 @@ def build_app():
     root = tempfile.mkdtemp(prefix="anchor-fuzz-")
     helpers.make_ca(os.path.join(root, "CA"), "p256")
     os.makedirs(os.path.join(root, "certs"))
-    config = helpers.sample_config(os.path.join(root, "CA"), os.path.join(root, "certs"), validators={
-        "common_name": {"allowed_domains": [".example.com"], "allowed_networks": ["10.0.0.0/8"]},
-        "alternative_names_ip": {"allowed_domains": [".example.com"], "allowed_networks": ["10.0.0.0/8"]},
-        "whitelist_names": {"names": ["%.example.com", "10.0.0.0/8"], "allow_cn_id": True,
-                            "allow_dns_id": True, "allow_ip_id": True, "allow_wildcard": True},
-        "blacklist_names": {"domains": ["evil.example.com"]},
-        "extensions": {"allowed_extensions": ["keyUsage", "extendedKeyUsage", "subjectAltName",
-                                              "basicConstraints"]},
-        "key_usage": {"allowed_usage": ["Digital Signature", "Key Encipherment"]},
-        "ext_key_usage": {"allowed_usage": ["serverAuth", "clientAuth"]},
-        "public_key": {"allowed_keys": {"RSA": 2048, "EC": 256}},
-        "standards_compliance": {},
-    }, fixups={"enforce_alternative_names_present": {}})
+    config = helpers.sample_config(os.path.join(root, "CA"), os.path.join(root, "certs"),
+                                   validators=helpers.BROAD_POLICY, fixups=helpers.BROAD_FIXUPS)
     config["registration_authority"]["default"]["explain_failures"] = True
     path = helpers.write_json(os.path.join(root, "config.json"), config)
     return anchor_app.make_app(path)
