@@ -34,6 +34,7 @@ setup(
     entry_points={
         "console_scripts": [
             "anchor = anchor.cli:main",
+            "anchor-certmonger = anchor.certmonger:main",
         ],
         "anchor.authentication": [
             "keystone = anchor.auth.keystone:KeystoneAuthenticator",
