@@ -188,3 +188,19 @@ def test_active_directory_upn_bind_and_groups_under_ou_groups(monkeypatch):
         backend.authenticate("alice", "wrong")
     with pytest.raises(AuthenticationFailed):
         backend.authenticate("mallory", "m-pw")  # no UPN for mallory: the bind fails
+
+
+def test_passwords_never_reach_the_log(directory, tmp_path, caplog):
+    caplog.set_level("DEBUG")
+    deployment = make_deployment(str(tmp_path))
+    config = deployment.config()
+    config["authentication"]["default_auth"] = {
+        "backend": "ldap", "host": directory.host, "port": directory.port,
+        "user_dn_template": "uid={user},ou=Users,dc=example,dc=com"}
+    config["audit"] = {"target": "log"}
+    deployment.write_config(config)
+    client = webtest_app(deployment)
+    assert sign(client, "alice", "alice-pw", "web.example.com").status_int == 200
+    assert sign(client, "alice", "Wr0ng-pa55word", "web.example.com").status_int == 401
+    assert "alice-pw" not in caplog.text and "Wr0ng-pa55word" not in caplog.text
+    assert "alice" in caplog.text  # the log was captured: the user name is there
