@@ -99,6 +99,7 @@ def issue(ra, posted, request):
     user = posted.user or ""
     try:
         auth_result = _authenticate(ra, posted)
+        user = auth_result.username or user  # who the backend says it is (Keystone: the token's user)
         csr = _parse(posted)
         context = {"auth_result": auth_result, "conf": ra.settings, "request": request}
         for fixup in ra.fixups:
@@ -124,9 +125,11 @@ def issue(ra, posted, request):
 
 def _authenticate(ra, posted):
     try:
-        if not posted.user or not posted.secret:
-            raise AuthenticationFailed("user or secret missing")
-        result = ra.authenticator.authenticate(posted.user, posted.secret)
+        if not posted.secret:
+            raise AuthenticationFailed("no secret given")
+        # The user may be empty: some backends ignore it (Keystone takes the
+        # user from the token); the others refuse an empty one themselves.
+        result = ra.authenticator.authenticate(posted.user or "", posted.secret)
     except AuthenticationFailed as exc:
         ra.audit.auth(ra.name, False, posted.user, reason=str(exc))
         raise Unauthorized("auth", "authentication failed", str(exc)) from None
@@ -137,7 +140,7 @@ def _authenticate(ra, posted):
         LOG.exception("authentication backend of RA %s crashed", ra.name)
         ra.audit.auth(ra.name, False, posted.user, reason="backend error")
         raise IssuanceError("auth", "authentication error", "authentication backend crashed") from None
-    ra.audit.auth(ra.name, True, posted.user)
+    ra.audit.auth(ra.name, True, result.username or posted.user)
     return result
 
 

@@ -165,3 +165,16 @@ def test_tokens_are_never_logged(keystone, tmp_path, caplog):
     sign(client, token)
     sign(client, token + "x")
     assert token not in caplog.text
+
+
+def test_user_field_may_be_left_out(keystone, tmp_path, caplog):
+    """The form's user is ignored with Keystone: a client may omit it, and the
+    log names the token's user."""
+    caplog.set_level("INFO")
+    client = app_for(tmp_path, {"url": keystone.url},
+                     validators={"common_name": {"allowed_domains": [".example.com"]}})
+    response = client.post("/v1/sign/default", {"secret": keystone.token_for("bob", "bob-pw", "fleet"),
+                                                "csr": helpers.csr_pem(helpers.make_csr("b.example.com")).decode()},
+                           expect_errors=True)
+    assert response.status_int == 200
+    assert "to user 'bob'" in caplog.text
