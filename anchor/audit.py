@@ -171,7 +171,6 @@ class MessagingEmitter:
         self._condition = threading.Condition()
         self._pid = None
         self._outage = False
-        self._stopping = False
 
     def __call__(self, event_type, payload):
         item = _Held(event_type, payload)
@@ -224,10 +223,8 @@ class MessagingEmitter:
         send, delay = None, 0.5
         while True:
             with self._condition:
-                while not self._held and not self._stopping:
+                while not self._held:
                     self._condition.wait()
-                if self._stopping and not self._held:
-                    return
                 item = self._held[0]
             try:
                 send = send or self._sender()
@@ -271,10 +268,6 @@ class MessagingEmitter:
             "payload": item.payload,
             "timestamp": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f"),
         }
-
-    def held(self):
-        with self._condition:
-            return len(self._held)
 
 
 def _require_threads():

@@ -160,8 +160,8 @@ def _code(exc):
 class _TokenKey:
     """What the two token-backed key classes share: no export, no copies."""
 
-    def __init__(self, token, public_key, signing_hash):
-        self._token, self._public_key, self._hash = token, public_key, signing_hash
+    def __init__(self, token, public_key):
+        self._token, self._public_key = token, public_key
 
     def public_key(self):
         return self._public_key
@@ -227,9 +227,9 @@ class PKCS11Signer(Signer):
         public_key = self.certificate.public_key()
         token._open()
         if isinstance(public_key, rsa.RSAPublicKey) and token.key_type == "RSA":
-            self.private_key = TokenRSAKey(token, public_key, settings.signing_hash)
+            self.private_key = TokenRSAKey(token, public_key)
         elif isinstance(public_key, ec.EllipticCurvePublicKey) and token.key_type == "EC":
-            self.private_key = TokenECKey(token, public_key, settings.signing_hash)
+            self.private_key = TokenECKey(token, public_key)
         else:
             token.close()
             raise OptionError("key_id", "the token's %s key does not match the %s key of %s"
