@@ -40,21 +40,24 @@ from anchor.auth import AuthenticationFailed, AuthenticationUnavailable, AuthRes
 LOG = logging.getLogger(__name__)
 
 
-def _rdn_value(dn):
-    """The value of the first RDN of ``dn``, or None."""
-    try:
-        parts = parse_dn(dn)
-    except Exception:  # a malformed DN from the directory: skip it
-        return None
-    return parts[0][1] if parts else None
-
-
-def _parent_is_groups_ou(dn):
-    try:
-        parts = parse_dn(dn)
-    except Exception:
-        return False
-    return len(parts) > 1 and parts[1][0].lower() == "ou" and parts[1][1].lower() == "groups"
+def group_names(dns, only_under_groups_ou=False):
+    """The first RDN value of each group DN (each parsed once); with
+    ``only_under_groups_ou``, only groups whose parent is ``OU=Groups``.
+    Malformed DNs from the directory are skipped."""
+    names = []
+    for dn in dns:
+        try:
+            parts = parse_dn(dn)
+        # A malformed DN from the directory: skip it.
+        except Exception:  # nosec B112
+            continue
+        if not parts:
+            continue
+        if only_under_groups_ou and not (len(parts) > 1 and parts[1][0].lower() == "ou"
+                                         and parts[1][1].lower() == "groups"):
+            continue
+        names.append(parts[0][1])
+    return names
 
 
 class LDAPAuthenticator:
@@ -110,13 +113,12 @@ class LDAPAuthenticator:
             if self.mode == "domain":
                 connection = self._bind("%s@%s" % (user, self.domain), secret)
                 entry = self._one(connection, self.base, "(sAMAccountName=%s)" % escape_filter_chars(user))
-                groups = [_rdn_value(dn) for dn in entry.get(self.group_attribute, [])
-                          if _parent_is_groups_ou(dn)]
+                groups = group_names(entry.get(self.group_attribute, []), only_under_groups_ou=True)
             elif self.mode == "user_dn_template":
                 user_dn = self.user_dn_template.format(user=escape_rdn(user))
                 connection = self._bind(user_dn, secret)
                 entry = self._one(connection, user_dn, "(objectClass=*)", base_scope=True)
-                groups = [_rdn_value(dn) for dn in entry.get(self.group_attribute, [])]
+                groups = group_names(entry.get(self.group_attribute, []))
             else:
                 finder = self._bind(self.bind_dn, self.bind_password, service=True)
                 entry = self._one(finder, self.base, self.user_filter.format(user=escape_filter_chars(user)),
@@ -124,7 +126,7 @@ class LDAPAuthenticator:
                 finder.unbind()
                 connection = self._bind(entry["dn"], secret)
                 entry = self._one(connection, entry["dn"], "(objectClass=*)", base_scope=True)
-                groups = [_rdn_value(dn) for dn in entry.get(self.group_attribute, [])]
+                groups = group_names(entry.get(self.group_attribute, []))
             connection.unbind()
         except LDAPException as exc:
             raise AuthenticationUnavailable("LDAP server %s:%s unreachable: %s"
