@@ -165,3 +165,35 @@ def wait_for_port(port, timeout=30.0, process=None):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("nothing listened on port %d within %.0f s" % (port, timeout))
+
+
+def assert_certificate_form(certificate, ca, csr, subject_key, before, after, valid_hours=24):
+    """The form every signing backend's certificate has: v3, issuer the CA,
+    subject and key from the request, a serial of 64 bits or more, notBefore
+    backdated 5 minutes, lifetime valid_hours, AKI = the CA's SKI, SKI from
+    the subject's key.  ``before``/``after`` bracket the signing request."""
+    assert certificate.version == x509.Version.v3
+    assert certificate.issuer == ca.subject
+    assert certificate.subject == csr.subject
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert certificate.public_key().public_bytes(*spki) == subject_key.public_key().public_bytes(*spki)
+    assert certificate.serial_number > 0
+    assert certificate.serial_number.bit_length() >= 64
+    assert before - datetime.timedelta(minutes=5, seconds=1) <= certificate.not_valid_before_utc
+    assert certificate.not_valid_before_utc <= after - datetime.timedelta(minutes=5)
+    assert (certificate.not_valid_after_utc - certificate.not_valid_before_utc
+            == datetime.timedelta(hours=valid_hours, minutes=5))
+    extensions = certificate.extensions
+    ca_ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    assert extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier == ca_ski.digest
+    assert (extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+            == x509.SubjectKeyIdentifier.from_public_key(subject_key.public_key()))
+
+
+def key_usage(**bits):
+    """An x509.KeyUsage with the given bits set and every other bit clear."""
+    fields = dict(digital_signature=False, content_commitment=False, key_encipherment=False,
+                  data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                  encipher_only=False, decipher_only=False)
+    fields.update(bits)
+    return x509.KeyUsage(**fields)

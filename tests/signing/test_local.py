@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
@@ -51,27 +51,8 @@ def test_certificate_field_by_field(tmp_path, kind, signature_type):
     after = datetime.datetime.now(datetime.timezone.utc)
     ca = deployment.ca_cert
 
-    assert certificate.version == x509.Version.v3
-    assert certificate.issuer == ca.subject
-    assert certificate.subject == csr.subject
-    assert certificate.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    ) == subject_key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    assert certificate.serial_number > 0
-    assert certificate.serial_number.bit_length() >= 64
-    # notBefore backdated by 5 minutes; lifetime = valid_hours (24) after "now".
-    assert before - datetime.timedelta(minutes=5, seconds=1) <= certificate.not_valid_before_utc
-    assert certificate.not_valid_before_utc <= after - datetime.timedelta(minutes=5)
-    assert (certificate.not_valid_after_utc - certificate.not_valid_before_utc
-            == datetime.timedelta(hours=24, minutes=5))
-
+    helpers.assert_certificate_form(certificate, ca, csr, subject_key, before, after)
     extensions = certificate.extensions
-    aki = extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-    ca_ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    assert aki.key_identifier == ca_ski.digest
-    ski = extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    assert ski == x509.SubjectKeyIdentifier.from_public_key(subject_key.public_key())
     san = extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert san.value.get_values_for_type(x509.DNSName) == ["svc.example.com", "alt.example.com"]
     usage = extensions.get_extension_for_class(x509.KeyUsage)

@@ -22,12 +22,7 @@ def run(validator, csr, **options):
     return validator(csr=csr, auth_result=None, conf=None, request=None, **prepared)
 
 
-def usage(**bits):
-    fields = dict(digital_signature=False, content_commitment=False, key_encipherment=False,
-                  data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                  encipher_only=False, decipher_only=False)
-    fields.update(bits)
-    return x509.KeyUsage(**fields)
+usage = helpers.key_usage
 
 
 BC = x509.BasicConstraints(ca=False, path_length=None)

@@ -48,12 +48,7 @@ def sign(app, csr, ra="default"):
                                          "csr": helpers.csr_pem(csr).decode()}, expect_errors=True)
 
 
-def usage(**bits):
-    fields = dict(digital_signature=False, content_commitment=False, key_encipherment=False,
-                  data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                  encipher_only=False, decipher_only=False)
-    fields.update(bits)
-    return x509.KeyUsage(**fields)
+usage = helpers.key_usage
 
 
 # -- 1. case and trailing dot --------------------------------------------------
